@@ -16,7 +16,6 @@ Traceback (most recent call last):
 ValueError: train.yaml: unknown key 'optimiser' in Outer; valid keys: name, optim
 """
 
-from __future__ import annotations
 
 import dataclasses
 import types
