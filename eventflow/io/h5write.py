@@ -30,7 +30,7 @@ from eventflow.events import validate_events
 def write_recording(
     path: str | os.PathLike,
     events: np.ndarray | Iterable[np.ndarray],
-    resolution: tuple[int, int],
+    resolution: tuple[int, int] | None,
     *,
     t0: float = 0.0,
     flow_dt1: Sequence[tuple[float, np.ndarray]] = (),
@@ -44,11 +44,15 @@ def write_recording(
 
     ``events`` is one ``EVENT_DTYPE`` array or an iterable of chunks (so that long simulations need not be held
     in memory); timestamps are absolute seconds and ``t0`` is stored as the attribute readers subtract.
+    ``resolution=None`` infers ``(H, W) = (max y + 1, max x + 1)`` from the events (not with GT or frames).
     ``flow_dt1``/``flow_dt4``/``images`` are ``(timestamp [s], array)`` pairs in chronological order; flow maps
     are ``(2, H, W)`` with channel 0 = x. Returns the path written.
     """
     path = Path(path)
-    h, w = int(resolution[0]), int(resolution[1])
+    if resolution is None and (flow_dt1 or flow_dt4 or images):
+        raise ValueError(f"{path}: pass resolution=(H, W) when writing GT flow or frames")
+    h, w = (None, None) if resolution is None else (int(resolution[0]), int(resolution[1]))
+    max_x = max_y = -1
     chunks = [events] if isinstance(events, np.ndarray) else events
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         grp = f.create_group("events")
@@ -64,7 +68,13 @@ def write_recording(
         for chunk in chunks:
             if chunk.size == 0:
                 continue
-            validate_events(chunk, (h, w), source=str(path), offset=n)
+            validate_events(chunk, None if h is None else (h, w), source=str(path), offset=n)
+            if h is None:
+                for name in ("x", "y"):
+                    if chunk[name].min() < 0:
+                        i = int(np.argmax(chunk[name] < 0))
+                        raise ValueError(f"{path}: negative {name} coordinate {chunk[name][i]} at event {n + i}")
+                max_x, max_y = max(max_x, int(chunk["x"].max())), max(max_y, int(chunk["y"].max()))
             if t_last is not None and chunk["t"][0] < t_last:
                 raise ValueError(f"{path}: chunks are not in time order at event {n}")
             m = n + chunk.size
@@ -95,6 +105,8 @@ def write_recording(
                 last = ts
                 d = g.create_dataset(fmt.format(k), data=arr.astype(dtype), compression=compression)
                 d.attrs["timestamp"] = float(ts)
+        if h is None:
+            h, w = max_y + 1, max_x + 1
         f.attrs["t0"] = float(t0)
         f.attrs["duration"] = float(t_last - t_first) if n else 0.0
         f.attrs["num_events"] = n
