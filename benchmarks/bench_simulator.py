@@ -1,0 +1,107 @@
+"""Event-simulator throughput on ONE CPU core, printed as one JSON object.
+
+Runs ``eventflow.simulate`` on several seeds (each picks its own photo) and reports events per second:
+``events_per_s`` over the whole in-memory simulation (photo loading, planning, events, GT maps, frames),
+``event_loop_events_per_s`` over event generation alone, and with ``--write`` the rate of
+``simulate_to_h5`` (gzip HDF5) too. Thread pools are limited to one thread and the process is pinned to one
+core before NumPy is imported. Wall-clock and CPU seconds are both reported: on a shared machine CPU seconds
+are the steadier figure.
+
+usage: python benchmarks/bench_simulator.py [--resolution H W] [--duration S] [--seeds N] [--motion KIND] [--write]
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[_var] = "1"
+if hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from eventflow.config import to_dict  # noqa: E402
+from eventflow.simulate.config import MOTION_KINDS, SimConfig  # noqa: E402
+from eventflow.simulate.sequence import ground_truth, iter_event_chunks, plan_sequence, simulate_to_h5  # noqa: E402
+
+
+def cpu_model() -> str:
+    path = Path("/proc/cpuinfo")
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+class Clock:
+    """Wall-clock and CPU seconds of a block."""
+
+    def __enter__(self) -> Clock:
+        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.wall0
+        self.cpu = time.process_time() - self.cpu0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--resolution", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds simulated per seed")
+    parser.add_argument("--seeds", type=int, default=6, help="number of seeds (0, 1, ...), each its own photo")
+    parser.add_argument("--motion", choices=MOTION_KINDS, default="mixed")
+    parser.add_argument("--write", action="store_true", help="also time simulate_to_h5 (gzip HDF5) per seed")
+    args = parser.parse_args()
+    config = SimConfig(resolution=tuple(args.resolution), duration=args.duration, motion=args.motion)
+
+    plan_sequence(config, 0)  # warm up imports (scikit-image, h5py) so they are not timed
+    per_seed = []
+    for seed in range(args.seeds):
+        with Clock() as total:
+            plan = plan_sequence(config, seed)
+            with Clock() as loop:
+                n = sum(chunk.size for chunk in iter_event_chunks(plan))
+            ground_truth(plan)
+        row = {"seed": seed, "photo": plan.photo, "speed_px_s": round(plan.speed_px_s, 1), "events": n,
+               "wall_s": round(total.wall, 3), "cpu_s": round(total.cpu, 3), "event_loop_cpu_s": round(loop.cpu, 3)}
+        if args.write:
+            with tempfile.TemporaryDirectory() as tmp, Clock() as write:
+                simulate_to_h5(Path(tmp) / "bench.h5", config, seed)
+            row["write_wall_s"] = round(write.wall, 3)
+        per_seed.append(row)
+
+    events = sum(r["events"] for r in per_seed)
+    wall = sum(r["wall_s"] for r in per_seed)
+    cpu = sum(r["cpu_s"] for r in per_seed)
+    loop_cpu = sum(r["event_loop_cpu_s"] for r in per_seed)
+    result = {
+        "events": events,
+        "seconds": round(wall, 3),
+        "cpu_seconds": round(cpu, 3),
+        "events_per_s": round(events / wall),
+        "events_per_cpu_s": round(events / cpu),
+        "event_loop_events_per_cpu_s": round(events / loop_cpu),
+        "simulated_s_per_cpu_s": round(args.seeds * args.duration / cpu, 3),
+        "resolution": list(config.resolution),
+        "settings": {k: v for k, v in to_dict(config).items() if k != "image"},
+        "threads": 1,
+        "cpu": cpu_model(),
+        "nproc": os.cpu_count(),
+        "per_seed": per_seed,
+    }
+    if args.write:
+        write_wall = sum(r["write_wall_s"] for r in per_seed)
+        result["h5_events_per_s"] = round(events / write_wall)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
