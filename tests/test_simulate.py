@@ -17,8 +17,9 @@ from eventflow import paths
 from eventflow.cli import main as cli_main
 from eventflow.events import EVENT_DTYPE, validate_events
 from eventflow.simulate import dataset as sim_dataset
+from eventflow.simulate import sequence as sim_sequence
 from eventflow.simulate.config import MOTION_KINDS, SimConfig
-from eventflow.simulate.esim import esim_step, init_state, make_thresholds
+from eventflow.simulate.esim import esim_step, esim_steps, init_state, make_thresholds, sample_thresholds
 from eventflow.simulate.images import PHOTOS, load_photo
 from eventflow.simulate.motion import (
     apply_homography,
@@ -258,6 +259,51 @@ def test_esim_step_matches_an_event_by_event_oracle(levels, c_pos, c_neg, refrac
     np.testing.assert_allclose([t for t, _ in got], [t for t, _ in want], atol=1e-9)
 
 
+@pytest.mark.parametrize("refractory", [0.0, 4e-3])
+def test_esim_steps_equals_one_step_at_a_time(refractory):
+    rng = np.random.default_rng(4)
+    n_pix, steps = 300, 6
+    # Random walks of log intensity, some fast enough for several crossings and refractory hits per step.
+    logs = np.cumsum(rng.normal(0.0, 0.15, (steps + 1, n_pix)), axis=0).astype(np.float32)
+    times = np.sort(rng.uniform(0.0, 0.05, steps + 1))
+    th = sample_thresholds(rng, n_pix, 0.2, 0.25, 0.03, refractory)
+    state = init_state(logs[0])
+    (pix, t, p), batched = esim_steps(logs, times, state, th)
+    assert np.all(state.last_t == -np.inf)  # the input state is not modified
+    want, one = [], state
+    for j in range(steps):
+        out, one = esim_step(logs[j], logs[j + 1], times[j], times[j + 1], one, th)
+        want.append(out)
+    np.testing.assert_array_equal(pix, np.concatenate([w[0] for w in want]))
+    np.testing.assert_array_equal(t, np.concatenate([w[1] for w in want]))
+    np.testing.assert_array_equal(p, np.concatenate([w[2] for w in want]))
+    np.testing.assert_array_equal(batched.ref, one.ref)
+    np.testing.assert_array_equal(batched.last_t, one.last_t)
+    assert pix.size > 200 and np.unique(pix).size < pix.size  # pixels fired repeatedly, so the state mattered
+
+
+def test_row_tiles_do_not_change_the_events(monkeypatch):
+    cfg = SimConfig(resolution=(40, 56), duration=0.15, image=("astronaut",), motion="mixed", refractory=1e-3)
+    whole = simulate_sequence(cfg, seed=3).events
+    monkeypatch.setattr(sim_sequence, "_TILE_PIXELS", 7 * 56 + 5)  # 7-row tiles, the last one shorter
+    tiled = simulate_sequence(cfg, seed=3).events
+    assert whole.size > 1000
+    np.testing.assert_array_equal(tiled, whole)
+
+
+def test_h5_files_use_the_shuffle_filter_by_default(tmp_path):
+    cfg = replace(SMALL, duration=0.1)
+    plain = simulate_to_h5(tmp_path / "plain.h5", cfg, seed=2, shuffle=False)
+    shuffled = simulate_to_h5(tmp_path / "shuffled.h5", cfg, seed=2)
+    with h5py.File(plain) as a, h5py.File(shuffled) as b:
+        flow = sorted(b["flow_dt1"])[1]
+        assert b["events/ts"].shuffle and b[f"flow_dt1/{flow}"].shuffle and b["events/ts"].compression == "gzip"
+        assert not a["events/ts"].shuffle and not a[f"flow_dt1/{flow}"].shuffle
+        np.testing.assert_array_equal(a["events/ts"][:], b["events/ts"][:])
+        np.testing.assert_array_equal(a[f"flow_dt1/{flow}"][:], b[f"flow_dt1/{flow}"][:])
+    assert shuffled.stat().st_size < plain.stat().st_size
+
+
 def test_static_scene_gives_only_noise_at_the_requested_rates():
     static = SimConfig(resolution=(32, 32), duration=1.0, image=("camera",), speed=0.0)
     assert simulate_sequence(static, seed=1).events.size == 0
@@ -356,6 +402,7 @@ def test_dataset_is_generated_once_and_regenerated_on_version_change(tmp_path, m
     assert set(regenerated.generated) == set(first.train + first.test)
     assert first.train[0].stat().st_mtime_ns != stamps[first.train[0]]
     assert '"simulator_version": 999' in first.manifest.read_text()
+    assert '"shuffle": true' in first.manifest.read_text()  # the HDF5 filters are part of each file's record
 
 
 def test_default_dataset_layout_keeps_test_photos_and_motions_out_of_training(tmp_path, monkeypatch):

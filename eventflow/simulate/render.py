@@ -55,38 +55,49 @@ def make_scene(intensity: np.ndarray, eps: float) -> Scene:
     return Scene(cells.reshape(-1).view(np.complex128), (int(hr), int(wr)), float(eps))
 
 
-def render_log(scene: Scene, g: np.ndarray, resolution: tuple[int, int]) -> np.ndarray:
+def render_log(
+    scene: Scene,
+    g: np.ndarray,
+    resolution: tuple[int, int],
+    out: np.ndarray | None = None,
+    rows: tuple[int, int] | None = None,
+) -> np.ndarray:
     """Log intensity (H, W) float32 seen through ``g`` (3, 3), the sensor -> reference homography.
 
-    Every sample must fall inside the reference image with a one-pixel margin (the motion model guarantees it);
-    coordinates are not clamped, so a violation would read wrong pixels rather than fail, and
+    ``rows = (r0, r1)`` renders sensor rows ``r0 .. r1`` only, (r1 - r0, W); ``out`` receives the result when
+    given. Every sample must fall inside the reference image with a one-pixel margin (the motion model
+    guarantees it); coordinates are not clamped, so a violation would read wrong pixels rather than fail, and
     :func:`eventflow.simulate.motion.views_inside` is checked before each batch of renders.
     """
     h, w = resolution
+    r0, r1 = (0, h) if rows is None else rows
+    if not 0 <= r0 < r1 <= h:
+        raise ValueError(f"render_log: rows must satisfy 0 <= r0 < r1 <= H = {h}, got {rows}")
     g = g.tolist()  # python floats keep the float32 arithmetic below in float32
     x = np.arange(w, dtype=np.float32)
-    y = np.arange(h, dtype=np.float32)
-    u = (g[0][0] * x + g[0][2])[None, :] + (g[0][1] * y)[:, None]  # (H, W) numerators
+    y = np.arange(r0, r1, dtype=np.float32)
+    u = (g[0][0] * x + g[0][2])[None, :] + (g[0][1] * y)[:, None]  # (rows, W) numerators
     v = (g[1][0] * x + g[1][2])[None, :] + (g[1][1] * y)[:, None]
     if g[2][0] != 0.0 or g[2][1] != 0.0 or g[2][2] != 1.0:
         inv = (g[2][0] * x + g[2][2])[None, :] + (g[2][1] * y)[:, None]
         np.reciprocal(inv, out=inv)  # one division, two products
         u *= inv
         v *= inv
-    return _bilinear(scene, u, v)
+    return _bilinear(scene, u, v, out)
 
 
-def _bilinear(scene: Scene, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Sample at reference coordinates ``u`` (x) and ``v`` (y), both (H, W) float32; returns (H, W) float32."""
+def _bilinear(scene: Scene, u: np.ndarray, v: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """Sample at reference coordinates ``u`` (x) and ``v`` (y), both (H, W) float32; returns (H, W) float32
+    (into ``out`` when given)."""
     h, w = u.shape
     fu = np.floor(u)
     fv = np.floor(v)
     idx = fv * np.float32(scene.shape[1])  # exact in float32 below 2**24 reference pixels
     idx += fu
-    cell = scene.cells[idx.astype(np.intp)].view(np.float32).reshape(h, w, 4)  # one gather per pixel
+    cell = np.take(scene.cells, idx.astype(np.intp)).view(np.float32).reshape(h, w, 4)  # one gather per pixel
     np.subtract(u, fu, out=fu)  # fractional parts, in place
     np.subtract(v, fv, out=fv)
-    out = cell[..., 3] * fu  # a + fu*b + fv*(c + fu*d)
+    out = np.multiply(cell[..., 3], fu, out=out)  # a + fu*b + fv*(c + fu*d)
     out += cell[..., 2]
     out *= fv
     fu *= cell[..., 1]

@@ -38,7 +38,16 @@ from eventflow.config import to_dict
 from eventflow.events import EVENT_DTYPE
 from eventflow.io.h5write import write_recording
 from eventflow.simulate.config import SimConfig
-from eventflow.simulate.esim import Thresholds, esim_step, init_state, sample_thresholds
+from eventflow.simulate.esim import (
+    Events,
+    Thresholds,
+    advance,
+    concat_events,
+    init_state,
+    sample_thresholds,
+    workspace,
+    workspace_slice,
+)
 from eventflow.simulate.images import load_photo, resize_photo
 from eventflow.simulate.motion import (
     Motion,
@@ -57,6 +66,10 @@ SIMULATOR_VERSION = 1
 _PROBE_STEPS = 8
 # Events per chunk handed to the HDF5 writer.
 _WRITE_CHUNK = 1 << 18
+# Pixels per row tile. A tile is rendered for all steps of a GT interval, then advanced through them, before the
+# next tile: consecutive renders reuse the same part of the photo, consecutive steps the same pixel state, so
+# both stay in cache (measured about 1.3x faster at 256x256 than rendering and advancing whole frames in turn).
+_TILE_PIXELS = 1 << 15
 
 
 class SequencePlan(NamedTuple):
@@ -151,50 +164,57 @@ def iter_event_chunks(plan: SequencePlan, progress: bool = False) -> Iterator[np
     """Events of the sequence, one ``EVENT_DTYPE`` chunk per GT interval, in time order.
 
     Per render step the work is whole-array NumPy (render, threshold test, crossing times); there is no loop
-    over events.
+    over events. The sensor is processed in row tiles, each through all render steps of a GT interval in turn;
+    the events are then put back in step order, so the result does not depend on the tiling.
     """
     cfg = plan.config
     h, w = cfg.resolution
     bounds = _interval_bounds(cfg)
     g0 = reference_from_sensor(plan.motion, bounds[:1])[0]
-    log_prev = render_log(plan.scene, g0, cfg.resolution).ravel()
-    state = init_state(log_prev)
+    log_prev = render_log(plan.scene, g0, cfg.resolution).ravel()  # (N,) the last render
+    ws = workspace(init_state(log_prev), plan.thresholds)
+    rows_per_tile = max(1, _TILE_PIXELS // w)
+    tiles = [(r0, min(r0 + rows_per_tile, h)) for r0 in range(0, h, rows_per_tile)]
     noise_rng = np.random.default_rng(plan.noise_seed)
+    rows, columns = (a.astype(np.int16) for a in np.divmod(np.arange(h * w), w))  # (N,) each
     for t_a, t_b in tqdm(zip(bounds[:-1], bounds[1:]), total=len(bounds) - 1, disable=not progress, desc="events"):
         times = render_times(plan.motion, cfg.resolution, float(t_a), float(t_b), cfg.max_px_per_render)
         gs = reference_from_sensor(plan.motion, times[1:])
         if not views_inside(gs, plan.motion):
             raise RuntimeError(f"simulator bug: the view left the photo {plan.photo!r} in ({t_a}, {t_b}]")
-        parts = []
-        for j in range(len(times) - 1):
-            log_next = render_log(plan.scene, gs[j], cfg.resolution).ravel()
-            out, state = esim_step(log_prev, log_next, float(times[j]), float(times[j + 1]), state, plan.thresholds)
-            if out[0].size:
-                parts.append(out)
-            log_prev = log_next
+        steps = len(times) - 1
+        by_step: list[list[Events]] = [[] for _ in range(steps)]
+        for r0, r1 in tiles:
+            p0, p1 = r0 * w, r1 * w
+            logs = np.empty((steps + 1, p1 - p0), np.float32)  # (S+1, tile pixels): the last render, then S new
+            logs[0] = log_prev[p0:p1]
+            for j in range(steps):
+                render_log(plan.scene, gs[j], cfg.resolution, out=logs[j + 1].reshape(r1 - r0, w), rows=(r0, r1))
+            tile = workspace_slice(ws, p0, p1)
+            for j in range(steps):
+                by_step[j].append(advance(logs[j], logs[j + 1], float(times[j]), float(times[j + 1]), tile))
+            log_prev[p0:p1] = logs[-1]
+        parts = [concat_events([part for step in by_step for part in step])]
         if cfg.noise_rate_hz > 0:
             parts.append(background_noise(noise_rng, float(t_a), float(t_b), h * w, cfg.noise_rate_hz))
         if cfg.hot_pixels > 0:
             parts.append(hot_pixel_events(noise_rng, float(t_a), float(t_b), plan.hot))
-        yield _pack(parts, w)
+        yield _pack(parts, columns, rows)
 
 
-def _pack(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], width: int) -> np.ndarray:
-    """Concatenate (pixel, t, p) parts into one ``EVENT_DTYPE`` array sorted by time.
+def _pack(parts: list[Events], columns: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Concatenate (pixel, t, p) parts into one ``EVENT_DTYPE`` array sorted by time; ``columns`` and ``rows``
+    (N,) int16 give each flat pixel index's x and y (a lookup is several times faster than ``divmod``).
 
     NumPy's default (introsort) argsort is deterministic for a given input, several times faster than the
     stable sort here, and the order of exact ties does not matter.
     """
-    if not parts:
-        return np.empty(0, EVENT_DTYPE)
-    pix = np.concatenate([p[0] for p in parts])
-    t = np.concatenate([p[1] for p in parts])
-    pol = np.concatenate([p[2] for p in parts])
+    pix, t, pol = concat_events(parts)
     order = np.argsort(t)
-    y, x = np.divmod(pix[order], width)
+    pix = pix[order]
     ev = np.empty(pix.size, EVENT_DTYPE)
-    ev["x"] = x
-    ev["y"] = y
+    ev["x"] = columns[pix]
+    ev["y"] = rows[pix]
     ev["t"] = t[order]
     ev["p"] = pol[order]
     return ev
@@ -258,13 +278,20 @@ def _batched(chunks: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
 
 
 def simulate_to_h5(
-    path: str | os.PathLike, config: SimConfig, seed: int, progress: bool = False, compression: str | None = "gzip"
+    path: str | os.PathLike,
+    config: SimConfig,
+    seed: int,
+    progress: bool = False,
+    compression: str | None = "gzip",
+    shuffle: bool = True,
 ) -> Path:
     """Simulate one recording straight into an HDF5 file in the reference layout (written atomically).
 
     Events are streamed in chunks, so memory stays bounded by one chunk plus the GT maps. ``compression`` is
-    the HDF5 filter ("gzip", "lzf" or None): gzip about halves the files of the default dataset but costs about
-    as much CPU time as the simulation itself; None writes fastest. Returns the path.
+    the HDF5 filter ("gzip", "lzf" or None) and ``shuffle`` the byte shuffle in front of it (see
+    :func:`eventflow.io.h5write.write_recording`): gzip behind the shuffle makes the files 1.7-2.5x smaller than
+    uncompressed ones (without the shuffle they are 15-25 % larger and 30 % slower to write) and costs about as
+    much CPU time as the simulation; None writes fastest. Returns the path.
     """
     plan = plan_sequence(config, seed)
     flow_dt1, flow_dt4, images = ground_truth(plan)
@@ -278,4 +305,5 @@ def simulate_to_h5(
         images=images,
         attrs=_attrs(plan),
         compression=compression,
+        shuffle=shuffle,
     )
