@@ -647,3 +647,19 @@ def display_scrubber(data: ExplorerData, **kwargs) -> EventScrubber:
     scrubber = EventScrubber(data, **kwargs)
     scrubber.show()
     return scrubber
+
+
+def explorer_data_from_run(run) -> ExplorerData:
+    """:class:`ExplorerData` from an evaluation run (:class:`eventflow.evalviz.RunRecord` of
+    :func:`eventflow.evalviz.record_run`): the input counts, every method's flow [px] (one drop-down entry each,
+    zero flow included), the ground truth where the run has it, the images of warped events before and after
+    warping with each flow, and the spike rates of the spiking models."""
+    return ExplorerData.from_arrays(
+        run.counts,
+        run.times,
+        flows=run.flows_px,
+        gt_flow=run.gt_px,
+        iwe_before={m: run.iwe_before for m in run.flows_px},
+        iwe_after=run.iwe_after,
+        spike_rates=run.spike_rates,
+    )
