@@ -466,21 +466,24 @@ def comparison_table(
     return rows
 
 
+def format_value(v: Any, digits: int = 3) -> str:
+    """One table cell: None and NaN as ``-``, text and booleans as they are, whole numbers without decimals,
+    other numbers with ``digits`` decimals (shared by :func:`format_table` and the markdown tables)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, bool | str):
+        return str(v)
+    if isinstance(v, int | np.integer):
+        return str(int(v))
+    return f"{float(v):.{digits}f}"
+
+
 def format_table(rows: Sequence[Mapping[str, Any]], digits: int = 3) -> str:
     """Rows of dicts as aligned text: text left-aligned, numbers right-aligned with ``digits`` decimals, None and
     NaN as ``-``. Columns in first-seen order."""
     columns = list(dict.fromkeys(k for row in rows for k in row))
 
-    def cell(v: Any) -> str:
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            return "-"
-        if isinstance(v, bool | str):
-            return str(v)
-        if isinstance(v, int | np.integer):
-            return str(int(v))
-        return f"{float(v):.{digits}f}"
-
-    cells = [[cell(row.get(c)) for c in columns] for row in rows]
+    cells = [[format_value(row.get(c), digits) for c in columns] for row in rows]
     numeric = [all(isinstance(row.get(c), int | float | np.number) or row.get(c) is None for row in rows)
                and not all(row.get(c) is None for row in rows) for c in columns]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from eventflow.evaluate import ZERO_FLOW, EvalResult, evaluate_models
+from eventflow.evaluate import ZERO_FLOW, EvalResult, evaluate_models, format_value
 from eventflow.inference import iter_batches, plan_recording
 from eventflow.models import FlowModel, load_checkpoint, load_model
 from eventflow.paths import shared_file
@@ -305,20 +305,11 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], digits: int = 3) -> str:
     as they are, None/NaN as ``-``); columns in first-seen order."""
     columns = list(dict.fromkeys(k for row in rows for k in row))
 
-    def cell(v: Any) -> str:
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            return "-"
-        if isinstance(v, bool | str):
-            return str(v)
-        if isinstance(v, int):
-            return str(v)
-        return f"{float(v):.{digits}f}"
-
     numeric = [any(isinstance(r.get(c), int | float) and not isinstance(r.get(c), bool) for r in rows)
                for c in columns]
     lines = ["| " + " | ".join(columns) + " |",
              "| " + " | ".join("---:" if n else "---" for n in numeric) + " |"]
-    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+    lines += ["| " + " | ".join(format_value(r.get(c), digits) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
 
 

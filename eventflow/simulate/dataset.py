@@ -25,10 +25,9 @@ atomically, and a lock file serialises concurrent callers.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,7 +36,7 @@ from typing import NamedTuple
 
 from tqdm.auto import tqdm
 
-from eventflow.atomic import atomic_path
+from eventflow.atomic import atomic_path, folder_lock
 from eventflow.config import to_dict
 from eventflow.paths import data_dir
 from eventflow.simulate.config import SimConfig
@@ -169,18 +168,6 @@ def _write_manifest(path: Path, files: dict[str, dict]) -> None:
                                   sort_keys=True))
 
 
-@contextlib.contextmanager
-def _locked(root: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``root/.lock`` so concurrent callers generate each file once."""
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _generate(root: Path, spec: SequenceSpec) -> SequenceSpec:
     simulate_to_h5(root / spec.split / f"{spec.name}.h5", spec.config, spec.seed, **STORAGE)
     return spec
@@ -194,7 +181,7 @@ def ensure_dataset(
     the output does not depend on ``workers``). Idempotent. Returns the paths."""
     root = Path(root)
     paths = _paths(root, specs)
-    with _locked(root):
+    with folder_lock(root):
         recorded = _read_manifest(paths.manifest)
         files = {name: rec for name, rec in recorded.items() if name in {s.name for s in specs}}
         todo = [s for s in specs if recorded.get(s.name, {}).get("record") != _record(s)

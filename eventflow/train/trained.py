@@ -8,11 +8,9 @@ concurrent callers (two notebooks asking for the same model train it once).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-from collections.abc import Iterator
 from pathlib import Path
 
+from eventflow.atomic import folder_lock
 from eventflow.models.checkpoint import read_checkpoint_info
 from eventflow.models.registry import SNN_ACTIVATIONS, get_spec
 from eventflow.paths import data_dir
@@ -38,17 +36,6 @@ def profile_config(model_name: str, profile: str = "quick") -> TrainConfig:
     return load_train_config(config, overrides={"model.name": model_name, "experiment": f"{base}_{model_name}",
                                                 "model.activations": list(spec.activations),
                                                 "model.spiking_neuron": None})
-
-
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def trained_dir(config: TrainConfig, profile: str) -> Path:
@@ -80,7 +67,7 @@ def ensure_trained(model_name: str, profile: str = "quick", progress: bool = Tru
         raise ValueError(f"config trains {config.model.name}, not {model_name}")
     folder = trained_dir(config, profile)
     checkpoint = folder / MODEL_FILE
-    with _locked(folder):
+    with folder_lock(folder):
         if is_finished(checkpoint, config):
             return checkpoint
         result = train(config, progress=progress, resume=(folder / TRAIN_STATE).is_file(), out_dir=folder)
