@@ -13,7 +13,7 @@ import torch
 
 from eventflow import cli
 from eventflow.paths import project_root
-from eventflow.train.bench import moving_dots_windows
+from eventflow.train.bench import CUDAGRAPH_COMPILE_MODES, moving_dots_windows, run_bench
 
 KEYS = {"train_steps_per_s", "infer_fwd_per_s_b1", "infer_fwd_per_s_b8", "device", "torch", "threads", "batch",
         "resolution", "lif_backend", "compile", "model"}
@@ -60,3 +60,12 @@ def test_bench_script_against_the_reference():
     summary = json.loads(done.stdout)
     assert summary["parity"]["ok"] and summary["parity"]["flow_max_abs_diff"] <= 1e-5
     assert set(summary["speedup"]["torch"]) == {"train_steps_per_s", "infer_fwd_per_s_b1", "infer_fwd_per_s_b2"}
+
+
+@pytest.mark.parametrize("mode", CUDAGRAPH_COMPILE_MODES)
+def test_cuda_graph_compile_modes_are_refused_on_cuda(mode, monkeypatch):
+    # The carried state is an output of one CUDA-graph replay and the input of the next, which overwrites it
+    # (seen on an H200 with reduce-overhead): refused before any CUDA work, so a CPU machine can check it.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(ValueError, match="overwrite the state"):
+        run_bench("LIFFireNet", device="cuda", compile=True, compile_mode=mode)

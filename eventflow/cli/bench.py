@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="LIF core: torch, cpp (fused C++ operator) or auto (cpp where it builds; default)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory format for the convolutions")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network (slow to compile on CPU)")
-    parser.add_argument("--compile-mode", help="torch.compile mode, e.g. reduce-overhead (CUDA graphs)")
+    parser.add_argument("--compile-mode", help="torch.compile mode (default: inductor's); the CUDA-graph modes "
+                        "reduce-overhead and max-autotune are refused on CUDA (use --cuda-graph)")
     parser.add_argument("--cuda-graph", action="store_true",
                         help="inference as CUDA graphs (CUDA and --lif-backend torch only)")
     parser.add_argument("--amp", action="store_true", help="autocast (bfloat16 on CPU, float16 on CUDA)")

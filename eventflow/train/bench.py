@@ -133,6 +133,10 @@ def cuda_graph_forward(model: FlowModel, example: torch.Tensor) -> Callable:
     return run
 
 
+#: torch.compile modes that capture CUDA graphs (refused on CUDA: the carried state is a graph output).
+CUDAGRAPH_COMPILE_MODES = ("reduce-overhead", "max-autotune")
+
+
 def compiled_forward(model: FlowModel, mode: str | None) -> Callable:
     """``torch.compile`` of ``model.forward_all`` (signature of :func:`eventflow.train.step.forward_pass`'s
     ``forward``)."""
@@ -221,6 +225,9 @@ def run_bench(model_name: str = "LIFFireNet", device: str = "cpu", batch: int = 
         raise ValueError("device cuda asked for but CUDA is not available")
     if cuda_graph and (dev.type != "cuda" or compile):
         raise ValueError("cuda_graph needs a CUDA device and excludes compile")
+    if compile_mode in CUDAGRAPH_COMPILE_MODES and dev.type == "cuda":
+        raise ValueError(f"compile mode {compile_mode!r} replays CUDA graphs, which overwrite the state a pass "
+                         f"returns before the next pass reads it; use the default mode, or --cuda-graph for inference")
     if amp and lif_backend != "torch":
         if lif_backend == "cpp":
             raise ValueError("amp needs the torch LIF backend (the C++ operator takes one dtype for all inputs)")
