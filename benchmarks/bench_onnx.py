@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 from pathlib import Path
 
 import onnxruntime as ort
@@ -25,17 +24,9 @@ import torch
 from eventflow.export.latency import latency_table, measure_latency
 from eventflow.export.ort_library import OrtLibraryError, build
 from eventflow.export.parity import recording_windows
+from eventflow.machine import cpu_model
 from eventflow.models import MODEL_REGISTRY, build_model, load_model
 from eventflow.paths import shared_file
-
-
-def cpu_model() -> str:
-    path = Path("/proc/cpuinfo")
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def make_model(name: str):

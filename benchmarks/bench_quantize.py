@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -26,6 +25,7 @@ import onnxruntime as ort
 import torch
 
 from eventflow.export.onnx import INPUT_NAME, export_onnx
+from eventflow.machine import cpu_model
 from eventflow.models import build_model, load_model
 from eventflow.paths import shared_file
 from eventflow.quantize import (
@@ -37,15 +37,6 @@ from eventflow.quantize import (
     quantize_model,
 )
 from eventflow.quantize.onnx_int8 import export_int8_onnx
-
-
-def cpu_model() -> str:
-    path = Path("/proc/cpuinfo")
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def event_counts(height: int, width: int, windows: int) -> list[np.ndarray]:

@@ -23,23 +23,14 @@ if hasattr(os, "sched_setaffinity"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from eventflow.config import to_dict  # noqa: E402
+from eventflow.machine import cpu_model  # noqa: E402
 from eventflow.simulate.config import MOTION_KINDS, SimConfig  # noqa: E402
 from eventflow.simulate.sequence import ground_truth, iter_event_chunks, plan_sequence, simulate_to_h5  # noqa: E402
-
-
-def cpu_model() -> str:
-    path = Path("/proc/cpuinfo")
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 class Clock:

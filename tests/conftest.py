@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from eventflow import paths
 
@@ -44,3 +45,13 @@ def ecd_h5() -> Path:
 @pytest.fixture(scope="session")
 def davis_h5() -> Path:
     return _shared_or_skip("data", "davis346_moving.h5")
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: small or whole-frame tensors gain nothing from a second OpenMP thread,
+    and two xdist workers would oversubscribe the two cores of CI."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

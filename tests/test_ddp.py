@@ -26,13 +26,7 @@ BATCH = 4
 COMPATS = (None, "hagenaars2021")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny tensors: a second OpenMP thread only adds synchronisation (and contention under pytest -n 2).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run_two(worker, *args) -> None:

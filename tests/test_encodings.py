@@ -13,15 +13,6 @@ from eventflow.windows import WindowSpec, load_window, plan_windows
 RES = (5, 7)
 
 
-@pytest.fixture
-def one_thread():
-    """Whole-frame ops on 180x240 run faster on one thread than oversubscribed under pytest-xdist."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def random_window(n, seed=0, res=RES):
     rng = np.random.default_rng(seed)
     x = torch.from_numpy(rng.integers(0, res[1], n))

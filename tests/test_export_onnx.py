@@ -42,16 +42,6 @@ from eventflow.neurons.functional import (
 )
 
 
-@pytest.fixture
-def one_thread():
-    """Tests that time nothing but run big convolutions: one torch thread, so two xdist workers do not
-    oversubscribe two cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small_model(name: str, seed: int = 0, **overrides):
     torch.manual_seed(seed)
     if MODEL_REGISTRY[name].family == "evflownet":

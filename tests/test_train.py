@@ -29,14 +29,7 @@ from eventflow.train.checkpointing import load_train_state
 from eventflow.train.optim import build_optimizer
 from eventflow.train.step import NonFiniteError, forward_pass, optimisation_step, window_loss
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny tensors: a second OpenMP thread only adds synchronisation (and contention under pytest -n 2).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ autocast: changes the numbers, report it separately; the torch LIF core only).
 from __future__ import annotations
 
 import contextlib
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -32,6 +31,7 @@ import torch
 from eventflow.datasets import encode_batch
 from eventflow.events import make_events
 from eventflow.loss import empty_loss_buffer
+from eventflow.machine import cpu_model
 from eventflow.models import build_model
 from eventflow.models.base import FlowModel
 from eventflow.train.backend import apply_lif_backend
@@ -195,11 +195,7 @@ def device_name(device: torch.device) -> str:
     """A readable name of the device (GPU model or CPU)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    with contextlib.suppress(OSError):
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    return cpu_model()
 
 
 def rate(times: list[float]) -> float:
