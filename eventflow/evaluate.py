@@ -11,6 +11,12 @@ Protocols (:data:`PROTOCOLS`), after the reference's ``configs/eval_*.yml``:
   reference's ``idx_AEE`` counter); FWL and RSAT over the 4 quarters as one window of 4 passes;
 - ``events``: windows of ``N`` events (15000 for ECD and HQF), FWL and RSAT per window.
 
+``splits`` (an extension, not in the paper) cuts each GT interval of ``mvsec-dt1``/``mvsec-dt4`` into that many
+windows by event count instead of 1 or 4, with the GT metrics from the last one as in dt=4
+(:func:`with_splits`). It matches the evaluation passes to the passes a model was trained on: a network
+trained on passes of a few milliseconds predicts the motion over a few milliseconds, and one GT interval of
+1/30 s in a single pass is then far outside what it has seen (``benchmarks/RESULTS.md``, "Quick training").
+
 The hot-pixel filter of the reference evaluation is on by default. Every sequence starts from a zero state
 and a fresh filter. Simulated data in the reference layout (``flow_dt1``/``flow_dt4``) works the same way.
 
@@ -112,6 +118,28 @@ def get_protocol(name: str) -> Protocol:
     if name not in PROTOCOLS:
         raise ValueError(f"unknown protocol {name!r}; choose from {', '.join(PROTOCOLS)}")
     return PROTOCOLS[name]
+
+
+def with_splits(protocol: str | Protocol, splits: int | None) -> Protocol:
+    """``protocol`` with each GT interval cut into ``splits`` windows by event count (``None``: unchanged).
+
+    >>> with_splits("mvsec-dt1", 8).window, with_splits("mvsec-dt1", 8).windows_per_interval
+    (0.125, 8)
+    >>> with_splits("mvsec-dt1", 8).name
+    'mvsec-dt1/8'
+    """
+    proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
+    if splits is None:
+        return proto
+    if proto.mode != "gt":
+        raise ValueError(f"splits applies to the GT protocols only, not {proto.name!r}")
+    if isinstance(splits, bool) or not isinstance(splits, int) or splits < 1:
+        raise ValueError(f"splits must be a positive integer, got {splits!r}")
+    if splits == proto.windows_per_interval:
+        return proto
+    return proto._replace(name=f"{proto.name}/{splits}", window=1.0 / splits,
+                          description=f"{proto.description}; every GT interval cut into {splits} windows by event "
+                                      f"count, metrics on the last one")
 
 
 def protocol_spec(protocol: str | Protocol, window_events: int | None = None) -> WindowSpec:
@@ -285,6 +313,7 @@ def evaluate_models(
     protocol: str,
     *,
     window_events: int | None = None,
+    splits: int | None = None,
     compat: str | None = None,
     hot_filter: bool = True,
     device: torch.device | str = "cpu",
@@ -304,6 +333,7 @@ def evaluate_models(
         data: a recording, a folder of ``*.h5`` recordings (sorted) or a list of recordings.
         protocol: a key of :data:`PROTOCOLS`.
         window_events: ``N`` of the ``events`` protocol (default 15000).
+        splits: windows per GT interval of a GT protocol (:func:`with_splits`; default 1 for dt=1, 4 for dt=4).
         compat: ``None`` or ``"hagenaars2021"`` (see the module docstring).
         hot_filter: the reference evaluation's hot-pixel filter (on in every reference evaluation config).
         flow_scaling: pixels per window per unit of network output (128).
@@ -318,7 +348,7 @@ def evaluate_models(
         windows empty (see :func:`eventflow.inference.plan_recording`).
     """
     check_compat(compat)
-    proto = get_protocol(protocol)
+    proto = with_splits(protocol, splits)
     spec = protocol_spec(proto, window_events)
     if not models:
         raise ValueError("evaluate_models needs at least one model")

@@ -19,9 +19,11 @@ from eventflow.evaluate import (
     evaluate,
     evaluate_models,
     format_table,
+    get_protocol,
     gt_as_network_output,
     gt_interval_step,
     protocol_spec,
+    with_splits,
 )
 from eventflow.events import make_events
 from eventflow.io.h5write import write_recording
@@ -140,6 +142,27 @@ def test_dt4_evaluates_once_per_interval_with_the_last_quarter(gt4_file):
     # zero flow sees only the last quarter's pixels, all on the rows where |GT| = 5
     assert res.means[ZERO_FLOW]["AEE"] == pytest.approx(5.0)
     assert res.means[ZERO_FLOW]["FWL"] == pytest.approx(1.0)  # FWL over the 4 quarters as 4 passes
+
+
+def test_dt1_with_splits_evaluates_the_last_split_scaled_to_the_interval(gt_file):
+    c = np.array([0.01, 0.01])
+    res = evaluate(_constant_model(*c), None, gt_file, "mvsec-dt1", splits=4, hot_filter=False, progress=False,
+                   label="const")
+    assert res.settings["protocol"] == "mvsec-dt1/4" and res.settings["window"]["size"] == 0.25
+    rows = res.per_window["const"]
+    assert [r["window"] for r in rows] == [3, 7]  # the last of the 4 windows of each interval
+    pred_px = c.astype(np.float32).astype(np.float64) * 128 * 1.0 / (11 * DT_EVENT)  # scaled to the interval
+    for k, row in enumerate(rows):
+        x, y, _ = _events_of_interval(k)
+        assert row["AEE"] == pytest.approx(_by_hand(pred_px, x[36:], y[36:])["AEE"], rel=1e-4)
+    assert res.means[ZERO_FLOW]["AEE"] == pytest.approx(5.0)
+    assert res.means[GT_FLOW]["AEE"] < 1e-4
+    # splits equal to the protocol's own count change nothing
+    assert with_splits("mvsec-dt4", 4) == get_protocol("mvsec-dt4")
+    with pytest.raises(ValueError, match="splits applies to the GT protocols only"):
+        with_splits("events", 2)
+    with pytest.raises(ValueError, match="splits must be a positive integer"):
+        with_splits("mvsec-dt1", 0)
 
 
 def test_gt_interval_counter_skips_windows_without_interval():

@@ -4,6 +4,7 @@ resumption, the NaN guard, checkpoints, metrics), the CLI and ensure_trained. Ti
 from __future__ import annotations
 
 import json
+import math
 import shutil
 
 import pytest
@@ -86,6 +87,10 @@ def test_unknown_key_is_a_one_line_error_naming_the_file(tmp_path):
     ({"loader.augment": ["Horizontal"], "loader.augment_prob": [0.5]}, "unknown augmentation 'Horizontal'"),
     ({"loss.compat": "hagenaars"}, "compat"),
     ({"data.window_loss": 10}, "window_loss"),
+    ({"data.window": 0.5}, "must be integers"),
+    ({"data.mode": "time", "data.window": 0.0, "data.window_loss": 0.05}, r"need 0 < window"),
+    ({"data.mode": "time", "data.window": 0.1, "data.window_loss": 0.05}, r"window_loss \(s\)"),
+    ({"data.mode": "gt"}, "mode"),
     ({"run.device": "tpu"}, "device"),
     ({"model.name": "LIFFirenet"}, None),
 ])
@@ -96,6 +101,13 @@ def test_invalid_values_are_rejected(overrides, message):
         return
     with pytest.raises(ValueError, match=message):
         load_train_config("quick_snn", overrides=overrides)
+
+
+@pytest.mark.parametrize("window, window_loss, passes", [(0.005, 0.05, 10), (0.003, 0.01, 4), (0.01, 0.01, 1)])
+def test_time_windows_count_passes_despite_float_rounding(window, window_loss, passes):
+    c = load_train_config("quick_snn", overrides={"data.mode": "time", "data.window": window,
+                                                  "data.window_loss": window_loss})
+    assert c.passes_per_loss == passes  # 0.05 / 0.005 = 10.000000000000002 must not give 11
 
 
 def test_config_hash_ignores_execution_settings():
@@ -205,6 +217,19 @@ def test_training_run_writes_checkpoints_and_metrics(tiny_data, tmp_path):
     assert load_train_config(out / "config.yaml").model.base_num_channels == 8
     with pytest.raises(ValueError, match="already holds a run"):
         train(tiny_config(tiny_data, out), progress=False)
+
+
+def test_time_windows_train_and_resume_to_the_same_losses(tiny_data, tmp_path):
+    """Passes of 5 ms (the reference loader's time mode): the loop runs, and a resumed run matches."""
+    overrides = {"data.mode": "time", "data.window": 0.005, "data.window_loss": 0.015, "run.max_steps": 4}
+    full = train(tiny_config(tiny_data, tmp_path / "full", **overrides), progress=False)
+    assert full.final["step"] == 4 and all(math.isfinite(v) for v in losses(tmp_path / "full"))
+    config = load_train_config(tmp_path / "full" / "config.yaml")
+    assert (config.data.mode, config.data.window, config.passes_per_loss) == ("time", 0.005, 3)
+    part = tmp_path / "part"
+    train(tiny_config(tiny_data, part, **{**overrides, "run.max_steps": 2}), progress=False)
+    train(tiny_config(tiny_data, part, **overrides), progress=False, resume=True)
+    assert losses(part) == losses(tmp_path / "full")
 
 
 def test_resume_after_a_crash_reproduces_the_losses_bit_for_bit(tiny_data, tmp_path, monkeypatch):

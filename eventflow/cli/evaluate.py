@@ -5,7 +5,8 @@
 
 Protocols (:mod:`eventflow.evaluate`): ``mvsec-dt1`` and ``mvsec-dt4`` (AEE, % outliers, AAE against the
 ``flow_dt1``/``flow_dt4`` ground truth, plus FWL and RSAT) and ``events`` (FWL and RSAT per window of
-``--window-events`` events, 15000 by default as for ECD and HQF). The hot-pixel filter of the reference
+``--window-events`` events, 15000 by default as for ECD and HQF); ``--splits K`` cuts every GT interval into
+``K`` windows (``eventflow.evaluate.with_splits``). The hot-pixel filter of the reference
 evaluation is on unless ``--no-hot-filter``. Prints per-sequence and mean tables with the zero-flow and
 GT-flow sanity rows, and writes ``metrics.json`` atomically (``mean``, ``per_sequence``, ``per_window``,
 ``baselines``, ``settings``).
@@ -28,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="; ".join(f"{p.name}: {p.description}" for p in PROTOCOLS.values()))
     parser.add_argument("--window-events", type=int, default=None, metavar="N",
                         help="events per window of the 'events' protocol (default 15000)")
+    parser.add_argument("--splits", type=int, default=None, metavar="K",
+                        help="GT protocols: cut every GT interval into K windows by event count, metrics on the "
+                             "last one scaled to the interval (default 1 for mvsec-dt1, 4 for mvsec-dt4)")
     hot = parser.add_mutually_exclusive_group()
     hot.add_argument("--hot-filter", dest="hot_filter", action="store_true", default=True,
                      help="the reference evaluation's hot-pixel filter (default: on)")
@@ -43,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         args.data,
         args.protocol,
         window_events=args.window_events,
+        splits=args.splits,
         compat=args.compat,
         hot_filter=args.hot_filter,
         device=args.device,
