@@ -232,6 +232,21 @@ def test_time_windows_train_and_resume_to_the_same_losses(tiny_data, tmp_path):
     assert losses(part) == losses(tmp_path / "full")
 
 
+def test_init_weights_start_from_a_checkpoint(tiny_data, tmp_path):
+    first = train(tiny_config(tiny_data, tmp_path / "first", **{"run.max_steps": 2}), progress=False)
+    trained, _ = load_checkpoint(first.checkpoint)
+    config = tiny_config(tiny_data, tmp_path / "ft", init_weights=str(first.checkpoint))
+    start = loop_module.prepare_model(config, torch.device("cpu"))
+    for name, value in trained.state_dict().items():
+        assert torch.equal(start.state_dict()[name], value), name
+    seeded = loop_module.prepare_model(tiny_config(tiny_data, tmp_path / "x"), torch.device("cpu"))
+    assert not torch.equal(seeded.head.ff.weight, start.head.ff.weight)
+    wrong = tiny_config(tiny_data, tmp_path / "y", **{"init_weights": str(first.checkpoint),
+                                                     "model.base_num_channels": 4})
+    with pytest.raises(ValueError, match=r"model\.pt: init_weights do not fit the configured LIFFireNet"):
+        loop_module.prepare_model(wrong, torch.device("cpu"))
+
+
 def test_resume_after_a_crash_reproduces_the_losses_bit_for_bit(tiny_data, tmp_path, monkeypatch):
     steps = 14  # crosses the end of the first epoch (10 steps)
     straight = tmp_path / "straight"

@@ -215,9 +215,12 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """A whole training run (see the section classes). ``experiment`` names the run."""
+    """A whole training run (see the section classes). ``experiment`` names the run; ``init_weights``: a
+    checkpoint to start from instead of the seeded initialisation (ours, or a plain state_dict such as the
+    authors' weights), for fine-tuning; its architecture must match ``model``."""
 
     experiment: str = "default"
+    init_weights: str | None = None
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)

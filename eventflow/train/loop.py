@@ -32,7 +32,7 @@ from eventflow.config import to_dict
 from eventflow.datasets import SequenceDataset
 from eventflow.loss import empty_loss_buffer
 from eventflow.metrics import ratio_squared_average_timestamps
-from eventflow.models import build_model, save_checkpoint
+from eventflow.models import build_model, load_model, save_checkpoint
 from eventflow.models.base import FlowModel
 from eventflow.train.backend import apply_lif_backend
 from eventflow.train.checkpointing import (
@@ -137,9 +137,22 @@ def build_dataset(config: TrainConfig, files: Sequence[Path]) -> SequenceDataset
 
 def prepare_model(config: TrainConfig, device: torch.device) -> FlowModel:
     """The model of ``config`` initialised from ``loader.seed`` (as the reference seeds torch before building
-    it), on ``device``, with the run's LIF backend and memory format."""
+    it) or loaded from ``config.init_weights``, on ``device``, with the run's LIF backend and memory format.
+
+    Raises:
+        ValueError (one line, naming the file): ``init_weights`` holds another architecture.
+    """
     torch.manual_seed(config.loader.seed)
-    model = build_model(config.model).to(device)
+    model = build_model(config.model)
+    if config.init_weights is not None:
+        source = load_model(config.model.name, config.init_weights)
+        try:
+            model.load_state_dict(source.state_dict())
+        except RuntimeError as err:
+            first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
+            raise ValueError(f"{config.init_weights}: init_weights do not fit the configured "
+                             f"{config.model.name} ({first})") from None
+    model = model.to(device)
     apply_lif_backend(model, config.run.lif_backend)
     if config.run.channels_last:
         model = model.to(memory_format=torch.channels_last)

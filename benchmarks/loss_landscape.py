@@ -1,0 +1,85 @@
+"""Where the self-supervised loss puts its minimum on simulated data: the ground-truth flow against zero flow and
+random per-pixel flows, as a function of the motion per forward pass.
+
+For each recording with ``flow_dt1`` ground truth and each ``--splits K``, the first ``--passes`` windows of
+``1/K`` GT interval (cut by event count, as :func:`eventflow.evaluate.with_splits`) form one loss window.
+The loss (:func:`eventflow.loss.event_warping_loss`, the default form unless ``--compat``) is evaluated for:
+
+- ``zero``: zero flow;
+- ``GT``: the ground truth of each pass, converted to network units (:func:`eventflow.evaluate.gt_as_network_output`);
+- ``noise s``: i.i.d. Gaussian per-pixel flow of ``s`` px per pass (``--noise``), seeded;
+- ``GT+noise s``: the two added.
+
+A loss that a network can learn the motion from has ``GT`` well below ``zero`` and below every ``noise`` row.
+Prints one JSON line per (recording, K) with the events per pass, the mean GT displacement per pass [px] and the
+losses.
+
+usage: python benchmarks/loss_landscape.py RECORDING [RECORDING ...] [--splits 1 2 4 8] [--passes 10]
+       [--noise 0.25 1 2] [--smoothness 0.0] [--compat hagenaars2021]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from eventflow.evaluate import gt_as_network_output
+from eventflow.inference import FLOW_SCALING, iter_batches, plan_recording
+from eventflow.loss import empty_loss_buffer, event_warping_loss, loss_buffer_append
+from eventflow.metrics import evaluation_mask
+from eventflow.windows import WindowSpec
+
+
+def landscape(path: Path, splits: int, passes: int, noise: list[float], smoothness: float,
+              compat: str | None, seed: int = 0) -> dict[str, object]:
+    """The losses of one loss window of ``passes`` windows of ``1/splits`` GT interval of ``path``."""
+    plan = plan_recording(path, WindowSpec("gt", 1.0 / splits, dt=1), max_windows=passes)
+    batches = list(iter_batches([plan], 1, encodings=("mask", "list")))[:passes]
+    gts = [gt_as_network_output(b["gt_flow"], b["dt_gt"], b["dt_input"], FLOW_SCALING) for b in batches]
+
+    def loss(flows: list[torch.Tensor]) -> float:
+        buffer = empty_loss_buffer()
+        for flow, b in zip(flows, batches):
+            buffer = loss_buffer_append(buffer, [flow], b["event_list"], b["pol_mask"], b["event_valid"],
+                                        b["event_mask"])
+        return round(float(event_warping_loss(buffer, FLOW_SCALING, smoothness, compat=compat)), 4)
+
+    generator = torch.Generator().manual_seed(seed)
+
+    def noisy(sigma_px: float) -> list[torch.Tensor]:
+        return [torch.randn(g.shape, generator=generator) * sigma_px / FLOW_SCALING for g in gts]
+
+    shown = [evaluation_mask(b["event_mask"], b["gt_flow"])[0] for b in batches]
+    motion = [float(torch.linalg.vector_norm(g[0][:, m], dim=0).mean()) * FLOW_SCALING
+              for g, m in zip(gts, shown) if bool(m.any())]
+    out: dict[str, object] = {
+        "recording": path.name, "splits": splits, "passes": len(batches),
+        "events_per_pass": round(sum(int(b["event_valid"].sum()) for b in batches) / max(len(batches), 1)),
+        "gt_px_per_pass": round(sum(motion) / max(len(motion), 1), 3),
+        "zero": loss([torch.zeros_like(g) for g in gts]), "GT": loss(gts),
+    }
+    for sigma in noise:
+        out[f"noise {sigma:g}"] = loss(noisy(sigma))
+        out[f"GT+noise {sigma:g}"] = loss([g + n for g, n in zip(gts, noisy(sigma))])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recordings", nargs="+", type=Path)
+    parser.add_argument("--splits", nargs="+", type=int, default=[1, 2, 4, 8])
+    parser.add_argument("--passes", type=int, default=10, help="passes per loss window (10 in the paper)")
+    parser.add_argument("--noise", nargs="*", type=float, default=[0.25, 1.0, 2.0], help="px per pass")
+    parser.add_argument("--smoothness", type=float, default=0.0, help="smoothness weight (0: contrast only)")
+    parser.add_argument("--compat", choices=["hagenaars2021"], default=None)
+    args = parser.parse_args()
+    for path in args.recordings:
+        for k in args.splits:
+            print(json.dumps(landscape(path, k, args.passes, args.noise, args.smoothness, args.compat)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
