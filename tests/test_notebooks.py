@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import nbformat
@@ -26,6 +27,17 @@ def code_cells(path: Path) -> list:
 def test_the_study_has_its_notebooks():
     names = [p.stem for p in NOTEBOOKS]
     assert names == ["01_data_inspection", "02_training", "03_evaluation", "04_quantization", "05_onnx_export"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_cell_has_a_unique_id(path):
+    # nbformat 4.5 requires cell ids; reading the file with nbformat would add missing ones silently (a warning,
+    # and a hard error in future versions), so the raw JSON is checked.
+    raw = json.loads(path.read_text())
+    ids = [cell.get("id") for cell in raw["cells"]]
+    missing = [i for i, cell_id in enumerate(ids) if not cell_id]
+    assert not missing, f"{path.name}: cells {missing} have no id"
+    assert len(set(ids)) == len(ids), f"{path.name}: duplicate cell ids"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
