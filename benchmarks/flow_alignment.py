@@ -1,7 +1,8 @@
 """Does a model predict the direction of the ground-truth motion? Alignment of predicted and GT flow.
 
 Runs a model over the GT windows of recordings with ``flow_dt1`` (each GT interval cut into ``--splits``
-windows by event count, the state carried, as ``eventflow evaluate --protocol mvsec-dt1 --splits K``) and,
+windows by event count, the state carried, as ``eventflow evaluate --protocol mvsec-dt1 --splits K`` without
+its hot-pixel filter) and,
 on the evaluated pixels of the last window of every interval (events and GT), compares the predicted
 displacement over the interval (:func:`eventflow.metrics.predicted_displacement`) with the GT:
 
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from eventflow.evaluate import gt_interval_step
 from eventflow.inference import ModelRunner, iter_batches, model_encodings, plan_recording, recordings_in
 from eventflow.metrics import evaluation_mask, predicted_displacement
 from eventflow.models import load_model
@@ -39,12 +41,12 @@ def alignment(model: torch.nn.Module, path: Path, splits: int, max_windows: int)
     plan = plan_recording(path, WindowSpec("gt", 1.0 / splits, dt=1), max_windows=max_windows * splits)
     runner = ModelRunner(model, "cpu")
     voxel = model.config.encoding == "voxel"
-    rows = []
-    for i, batch in enumerate(iter_batches([plan], 1, encodings=model_encodings(model),
-                                               num_bins=model.config.num_bins if voxel else None,
-                                               round_ts=model.config.round_encoding)):
+    rows, count = [], 0
+    for batch in iter_batches([plan], 1, encodings=model_encodings(model),
+                              num_bins=model.config.num_bins if voxel else None, round_ts=model.config.round_encoding):
         flow = runner.step(batch)[0]
-        if (i + 1) % splits:
+        now, count = gt_interval_step(count, float(batch["dt_gt"][0]), splits)  # the last window of an interval
+        if not now:
             continue
         mask = evaluation_mask(batch["event_mask"], batch["gt_flow"])[0]
         if not bool(mask.any()):

@@ -15,7 +15,8 @@ Protocols (:data:`PROTOCOLS`), after the reference's ``configs/eval_*.yml``:
 windows by event count instead of 1 or 4, with the GT metrics from the last one as in dt=4
 (:func:`with_splits`). It matches the evaluation passes to the passes a model was trained on: a network
 trained on passes of a few milliseconds predicts the motion over a few milliseconds, and one GT interval of
-1/30 s in a single pass is then far outside what it has seen (``benchmarks/RESULTS.md``, "Quick training").
+1/30 s in a single pass is then far outside what it has seen (``benchmarks/RESULTS.md``, "Why the quick
+LIF-FireNet does not beat zero flow").
 
 The hot-pixel filter of the reference evaluation is on by default. Every sequence starts from a zero state
 and a fresh filter. Simulated data in the reference layout (``flow_dt1``/``flow_dt4``) works the same way.

@@ -55,8 +55,9 @@ class DataConfig:
       happen every ``ceil(window_loss / window)`` passes.
 
     Time windows keep the motion per pass in a known range (speed x ``window``) whatever the scene's texture;
-    event windows do not: on the embedded simulated data 1000 events span from 0.2 to 20 pixels of motion
-    depending on the sequence (see ``quick_snn.yaml``).
+    event windows do not: the embedded simulated training split has 50 to 4800 events per pixel of motion, so
+    1000 events span from 0.2 to 20 pixels depending on the sequence (``benchmarks/RESULTS.md``, "Why the quick
+    LIF-FireNet does not beat zero flow").
     """
 
     path: str | list[str] | None = None

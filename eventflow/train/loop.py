@@ -149,7 +149,8 @@ def prepare_model(config: TrainConfig, device: torch.device) -> FlowModel:
         try:
             model.load_state_dict(source.state_dict())
         except RuntimeError as err:
-            first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
+            lines = str(err).splitlines()
+            first = lines[1].strip() if len(lines) > 1 else lines[0]
             raise ValueError(f"{config.init_weights}: init_weights do not fit the configured "
                              f"{config.model.name} ({first})") from None
     model = model.to(device)
