@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import warnings
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from eventflow.models import build_model, load_checkpoint
 from eventflow.models.checkpoint import read_checkpoint_info
 from eventflow.simulate import SimConfig, simulate_to_h5
 from eventflow.train import (
+    SilentLayerWarning,
     TrainingDivergedError,
     config_hash,
     ensure_trained,
@@ -230,6 +232,22 @@ def test_time_windows_train_and_resume_to_the_same_losses(tiny_data, tmp_path):
     train(tiny_config(tiny_data, part, **{**overrides, "run.max_steps": 2}), progress=False)
     train(tiny_config(tiny_data, part, **overrides), progress=False, resume=True)
     assert losses(part) == losses(tmp_path / "full")
+
+
+def test_silent_spiking_layers_are_reported_once(tiny_data, tmp_path):
+    """A leak of sigmoid(0) = 0.5 halves every input current: the deep layers never fire, and the run says so
+    once per layer; the paper's initialisation (leak -4) keeps every layer firing and raises nothing."""
+    overrides = {"run.max_steps": 4, "model.spiking_neuron.leak": [0.0, 0.1]}
+    with pytest.warns(SilentLayerWarning) as caught:
+        train(tiny_config(tiny_data, tmp_path / "silent", **overrides), progress=False)
+    messages = [str(w.message) for w in caught if issubclass(w.category, SilentLayerWarning)]
+    assert len(messages) == 1 and messages[0].startswith("step 2: spiking layer(s) ")
+    assert "R2b" in messages[0] and "head" not in messages[0]
+    rates = [json.loads(line) for line in (tmp_path / "silent" / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["spike_rate/R2b"] < 1e-4 for r in rates if "spike_rate/R2b" in r)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SilentLayerWarning)
+        train(tiny_config(tiny_data, tmp_path / "alive", **{"run.max_steps": 4}), progress=False)
 
 
 def test_init_weights_start_from_a_checkpoint(tiny_data, tmp_path):

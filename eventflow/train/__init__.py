@@ -11,10 +11,11 @@
 """
 
 from eventflow.train.config import TrainConfig, config_hash, load_train_config, packaged_configs
-from eventflow.train.loop import TrainingDivergedError, TrainResult, train
+from eventflow.train.loop import SilentLayerWarning, TrainingDivergedError, TrainResult, train
 from eventflow.train.trained import ensure_trained, profile_config
 
 __all__ = [
+    "SilentLayerWarning",
     "TrainConfig",
     "TrainResult",
     "TrainingDivergedError",

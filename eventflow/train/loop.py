@@ -20,6 +20,7 @@ import dataclasses
 import math
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,38 @@ def _spike_rates(model: FlowModel, activity: dict | None) -> dict[str, float]:
     return {f"spike_rate/{layer.name}": activity[layer.name].fraction for layer in model.spiking_layers()}
 
 
+#: A spiking layer whose fraction of spiking neurons falls below this is reported as silent.
+SILENT_RATE = 1e-4
+
+
+class SilentLayerWarning(UserWarning):
+    """A spiking layer stopped firing during training (see :func:`silent_layers`)."""
+
+
+def silent_layers(rates: dict[str, float], threshold: float = SILENT_RATE) -> list[str]:
+    """Layers of a logged spike-rate record (``{"spike_rate/<layer>": fraction}``) below ``threshold``, in order.
+
+    A silent layer passes nothing to the layers after it: the flow stops depending on the input and the
+    surrogate gradients behind it shrink, so training rarely wakes it again (at the quick profile's lr 1e-3
+    LIF-FireNet's deepest layers fall silent within ~100 steps; benchmarks/RESULTS.md).
+
+    >>> silent_layers({"spike_rate/G1": 0.12, "spike_rate/R2a": 2e-5, "spike_rate/R2b": 0.0})
+    ['R2a', 'R2b']
+    """
+    return [key.split("/", 1)[1] for key, rate in rates.items() if rate < threshold]
+
+
+def _report_silent(step: int, rates: dict[str, float], reported: set[str]) -> None:
+    """Warn once per layer (per run or resumption) when it falls silent; ``reported`` is updated in place."""
+    new = [name for name in silent_layers(rates) if name not in reported]
+    if new:
+        reported.update(new)
+        warnings.warn(f"step {step}: spiking layer(s) {', '.join(new)} silent (spike rate < {SILENT_RATE:g}): the "
+                      "flow no longer depends on the input through them (silent from the start: check "
+                      "model.spiking_neuron leak and thresh; later in training: lower optimizer.lr)",
+                      SilentLayerWarning, stacklevel=3)
+
+
 def _mean(values: Sequence[float]) -> float:
     return float(sum(values) / len(values)) if values else math.nan
 
@@ -286,6 +319,7 @@ def train(config: TrainConfig | str | Path | dict, *, progress: bool = True, res
     resume_at, step = position, position.step
     done = max_steps is not None and step >= max_steps
     last_time = time.perf_counter()
+    silent: set[str] = set()
     try:
         for epoch in range(resume_at.epoch, config.loader.n_epochs):
             if done:
@@ -329,11 +363,12 @@ def train(config: TrainConfig | str | Path | dict, *, progress: bool = True, res
                 stats["recent_rsat"] = (stats["recent_rsat"] + [rsat])[-SUMMARY_WINDOWS:]
                 stats["last_loss"], stats["last_grad_norm"] = step_stats.loss, step_stats.grad_norm
                 stats["elapsed"] = elapsed0 + now - started
+                rates = _spike_rates(model, output.activity) if record else {}
                 if log is not None:
                     log.write({"step": step, "epoch": epoch, "batch": index + 1, "loss": step_stats.loss, "rsat": rsat,
                                "lr": optimizer.param_groups[0]["lr"], "grad_norm": step_stats.grad_norm,
-                               "time_per_step": now - last_time, "elapsed": stats["elapsed"],
-                               **(_spike_rates(model, output.activity) if record else {})})
+                               "time_per_step": now - last_time, "elapsed": stats["elapsed"], **rates})
+                    _report_silent(step, rates, silent)
                 last_time = now
                 bar.update(1)
                 bar.set_postfix(loss=f"{step_stats.loss:.4f}", epoch=epoch)
