@@ -9,7 +9,11 @@ displacement over the interval (:func:`eventflow.metrics.predicted_displacement`
 - ``pred_px`` and ``gt_px``: mean magnitudes [px over the interval];
 - ``cosine``: mean per-pixel cosine similarity (1: the right direction everywhere, 0: unrelated);
 - ``best_scale``: the least-squares factor ``s`` minimising ``|s * pred - gt|`` (1: the right magnitude);
-- ``AEE`` and ``AEE_zero``: endpoint errors of the prediction and of zero flow on the same pixels.
+- ``AEE`` and ``AEE_zero``: endpoint errors of the prediction and of zero flow on the same pixels;
+- ``pred_uniformity`` and ``gt_uniformity``: the length of the mean displacement vector over the mean length
+  (1: one vector everywhere, as a translation; near 0: directions that cancel, as a rotation or a zoom about
+  the centre). A model whose ``pred_uniformity`` is near 1 on every recording predicts one global motion
+  whatever the input, and its cosine then only says how often that guess happens to match.
 
 AEE alone cannot tell a model that is unsure of the direction (small flows, AEE near zero flow's) from one that
 predicts unrelated flows; the cosine can. Prints one JSON line per recording and one for the mean of the
@@ -33,7 +37,7 @@ from eventflow.metrics import evaluation_mask, predicted_displacement
 from eventflow.models import load_model
 from eventflow.windows import WindowSpec
 
-FIELDS = ("pred_px", "gt_px", "cosine", "AEE", "AEE_zero")
+FIELDS = ("pred_px", "gt_px", "cosine", "AEE", "AEE_zero", "pred_uniformity", "gt_uniformity")
 
 
 def alignment(model: torch.nn.Module, path: Path, splits: int, max_windows: int) -> list[dict[str, float]]:
@@ -59,9 +63,16 @@ def alignment(model: torch.nn.Module, path: Path, splits: int, max_windows: int)
             "cosine": float(torch.nn.functional.cosine_similarity(pred, gt, dim=0, eps=1e-12).mean()),
             "AEE": float(torch.linalg.vector_norm(pred - gt, dim=0).mean()),
             "AEE_zero": float(torch.linalg.vector_norm(gt, dim=0).mean()),
+            "pred_uniformity": _uniformity(pred), "gt_uniformity": _uniformity(gt),
             "dot": float((pred * gt).sum()), "pp": float((pred * pred).sum()),
         })
     return rows
+
+
+def _uniformity(vectors: torch.Tensor) -> float:
+    """``|mean vector| / mean |vector|`` of ``(2, P)`` displacements (0 for all-zero vectors)."""
+    mean_length = float(torch.linalg.vector_norm(vectors, dim=0).mean())
+    return float(torch.linalg.vector_norm(vectors.mean(dim=1))) / mean_length if mean_length > 0 else 0.0
 
 
 def summary(name: str, rows: list[dict[str, float]]) -> dict[str, object]:

@@ -14,8 +14,17 @@ A loss that a network can learn the motion from has ``GT`` well below ``zero`` a
 Prints one JSON line per (recording, K) with the events per pass, the mean GT displacement per pass [px] and the
 losses.
 
+``--fit N`` also minimises the loss from zero flow with N Adam steps, over two families of flows:
+
+- ``fit_const_px``: one flow ``(x, y)`` [px per pass] for every pixel and pass (next to ``gt_mean_px``, the mean
+  GT displacement per pass): does the loss's minimum lie at the true global motion?
+- ``fit_field_*``: a free flow per pixel, shared by the passes, with the smoothness term of ``--smoothness``:
+  its loss against ``GT``'s (``fit_field_loss``, ``fit_field_GT_loss``, both with that smoothness), and the
+  cosine and least-squares scale of its displacement onto the GT's on the evaluated pixels of the last pass.
+  A field below the GT's loss with a low cosine is a minimum of the loss that is not the motion.
+
 usage: python benchmarks/loss_landscape.py RECORDING [RECORDING ...] [--splits 1 2 4 8] [--passes 10]
-       [--noise 0.25 1 2] [--smoothness 0.0] [--compat hagenaars2021]
+       [--noise 0.25 1 2] [--smoothness 0.0] [--compat hagenaars2021] [--fit 200]
 """
 
 from __future__ import annotations
@@ -34,18 +43,22 @@ from eventflow.windows import WindowSpec
 
 
 def landscape(path: Path, splits: int, passes: int, noise: list[float], smoothness: float,
-              compat: str | None, seed: int = 0) -> dict[str, object]:
-    """The losses of one loss window of ``passes`` windows of ``1/splits`` GT interval of ``path``."""
+              compat: str | None, seed: int = 0, fit_steps: int = 0) -> dict[str, object]:
+    """The losses of one loss window of ``passes`` windows of ``1/splits`` GT interval of ``path`` (and, with
+    ``fit_steps``, the flows that minimise it; see the module docstring)."""
     plan = plan_recording(path, WindowSpec("gt", 1.0 / splits, dt=1), max_windows=passes)
     batches = list(iter_batches([plan], 1, encodings=("mask", "list")))[:passes]
     gts = [gt_as_network_output(b["gt_flow"], b["dt_gt"], b["dt_input"], FLOW_SCALING) for b in batches]
 
-    def loss(flows: list[torch.Tensor]) -> float:
+    def loss_tensor(flows: list[torch.Tensor], weight: float) -> torch.Tensor:
         buffer = empty_loss_buffer()
         for flow, b in zip(flows, batches):
             buffer = loss_buffer_append(buffer, [flow], b["event_list"], b["pol_mask"], b["event_valid"],
                                         b["event_mask"])
-        return round(float(event_warping_loss(buffer, FLOW_SCALING, smoothness, compat=compat)), 4)
+        return event_warping_loss(buffer, FLOW_SCALING, weight, compat=compat)
+
+    def loss(flows: list[torch.Tensor]) -> float:
+        return round(float(loss_tensor(flows, smoothness)), 4)
 
     generator = torch.Generator().manual_seed(seed)
 
@@ -64,7 +77,40 @@ def landscape(path: Path, splits: int, passes: int, noise: list[float], smoothne
     for sigma in noise:
         out[f"noise {sigma:g}"] = loss(noisy(sigma))
         out[f"GT+noise {sigma:g}"] = loss([g + n for g, n in zip(gts, noisy(sigma))])
+    if fit_steps > 0:
+        out.update(_fit(gts, shown, lambda flows: loss_tensor(flows, smoothness), fit_steps))
     return out
+
+
+def _fit(gts: list[torch.Tensor], shown: list[torch.Tensor], loss_of, steps: int) -> dict[str, object]:
+    """Minimise ``loss_of(per-pass flows)`` from zero over a constant flow and over a per-pixel field."""
+    mean_gt = torch.stack([g[0][:, m].mean(dim=1) for g, m in zip(gts, shown) if bool(m.any())]).mean(0)
+    height, width = gts[0].shape[-2:]
+    constant = torch.zeros(2, requires_grad=True)
+    optimizer = torch.optim.Adam([constant], lr=2e-3)  # ~0.26 px per step
+    for _ in range(steps):
+        value = loss_of([constant.view(1, 2, 1, 1).expand(1, 2, height, width)] * len(gts))
+        optimizer.zero_grad()
+        value.backward()
+        optimizer.step()
+    field = torch.zeros(1, 2, height, width, requires_grad=True)
+    optimizer = torch.optim.Adam([field], lr=1e-3)
+    for _ in range(steps):
+        field_loss = loss_of([field] * len(gts))
+        optimizer.zero_grad()
+        field_loss.backward()
+        optimizer.step()
+    mask = shown[-1]
+    fitted, truth = field.detach()[0][:, mask], gts[-1][0][:, mask]  # (2, N) network units
+    cosine = torch.nn.functional.cosine_similarity(fitted, truth, dim=0).mean()
+    scale = (fitted * truth).sum() / (fitted * fitted).sum().clamp(min=1e-12)
+    with torch.no_grad():
+        final_field = float(loss_of([field] * len(gts)))
+        gt_loss = float(loss_of(gts))
+    return {"gt_mean_px": [round(float(v) * FLOW_SCALING, 3) for v in mean_gt],
+            "fit_const_px": [round(float(v) * FLOW_SCALING, 3) for v in constant.detach()],
+            "fit_field_loss": round(final_field, 4), "fit_field_GT_loss": round(gt_loss, 4),
+            "fit_field_cosine": round(float(cosine), 3), "fit_field_scale": round(float(scale), 3)}
 
 
 def main() -> None:
@@ -75,10 +121,13 @@ def main() -> None:
     parser.add_argument("--noise", nargs="*", type=float, default=[0.25, 1.0, 2.0], help="px per pass")
     parser.add_argument("--smoothness", type=float, default=0.0, help="smoothness weight (0: contrast only)")
     parser.add_argument("--compat", choices=["hagenaars2021"], default=None)
+    parser.add_argument("--fit", type=int, default=0, metavar="N",
+                        help="also minimise the loss with N Adam steps (constant flow; per-pixel field)")
     args = parser.parse_args()
     for path in args.recordings:
         for k in args.splits:
-            print(json.dumps(landscape(path, k, args.passes, args.noise, args.smoothness, args.compat)), flush=True)
+            print(json.dumps(landscape(path, k, args.passes, args.noise, args.smoothness, args.compat,
+                                       fit_steps=args.fit)), flush=True)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,18 @@ def test_loss_landscape_ranks_the_ground_truth_below_zero_flow(translation):
     assert fine["GT"] < fine["zero"] and fine["GT"] < fine["noise 1"]  # a band where the loss is informative
 
 
+def test_loss_landscape_fit_finds_the_translation(translation):
+    # Minimising the loss over one constant flow from zero lands on the mean GT motion per pass (~1.8 px here);
+    # a free per-pixel field reaches a lower loss than the GT's, away from the GT (event collapse).
+    (row,) = _run("loss_landscape.py", str(translation), "--splits", "4", "--passes", "8", "--noise", "1",
+                  "--fit", "100")
+    assert row["gt_mean_px"][0] == pytest.approx(row["fit_const_px"][0], abs=0.15)
+    assert row["gt_mean_px"][1] == pytest.approx(row["fit_const_px"][1], abs=0.15)
+    assert min(abs(v) for v in row["gt_mean_px"]) > 0.5
+    assert row["fit_field_GT_loss"] == row["GT"] and row["fit_field_loss"] < row["GT"]
+    assert -1 <= row["fit_field_cosine"] <= 1
+
+
 def test_flow_alignment_of_a_constant_flow_model(translation, tmp_path):
     # A model whose output is one constant flow: reversing it reverses the cosine and the best scale, and leaves
     # the magnitudes and the zero-flow AEE as they were.
@@ -60,3 +72,5 @@ def test_flow_alignment_of_a_constant_flow_model(translation, tmp_path):
     assert minus["best_scale"] == pytest.approx(-plus["best_scale"], rel=1e-3)
     assert plus["pred_px"] == pytest.approx(minus["pred_px"], rel=1e-6) and plus["pred_px"] > 0
     assert plus["AEE_zero"] == pytest.approx(plus["gt_px"]) and minus["AEE_zero"] == plus["AEE_zero"]
+    # One vector everywhere, and the translation's GT is (nearly) one vector too.
+    assert plus["pred_uniformity"] == pytest.approx(1.0, abs=1e-6) and plus["gt_uniformity"] > 0.95
