@@ -23,8 +23,13 @@ losses.
   cosine and least-squares scale of its displacement onto the GT's on the evaluated pixels of the last pass.
   A field below the GT's loss with a low cosine is a minimum of the loss that is not the motion.
 
+``--dither`` moves every event by a sub-pixel offset in [0, 1)^2 (a fixed low-discrepancy sequence over the
+events of a pass) before the loss sees it. Events carry integer pixel coordinates, so at zero flow every event
+sits exactly on a pixel and any sub-pixel flow spreads it over two to four; the loss then has a strict local
+minimum at zero flow. Dithered events remove that lattice artefact (compare ``fit_const_px`` with and without).
+
 usage: python benchmarks/loss_landscape.py RECORDING [RECORDING ...] [--splits 1 2 4 8] [--passes 10]
-       [--noise 0.25 1 2] [--smoothness 0.0] [--compat hagenaars2021] [--fit 200]
+       [--noise 0.25 1 2] [--smoothness 0.0] [--compat hagenaars2021] [--fit 200] [--dither]
 """
 
 from __future__ import annotations
@@ -42,12 +47,27 @@ from eventflow.metrics import evaluation_mask
 from eventflow.windows import WindowSpec
 
 
+#: The plastic number: (1/g, 1/g^2) steps give the R2 low-discrepancy sequence in the unit square.
+_PLASTIC = 1.32471795724474602596
+
+
+def subpixel_offsets(count: int) -> torch.Tensor:
+    """``(count, 2)`` offsets in [0, 1)^2, evenly spread (R2 sequence), deterministic."""
+    k = torch.arange(count, dtype=torch.float64).unsqueeze(1)
+    steps = torch.tensor([1.0 / _PLASTIC, 1.0 / _PLASTIC**2], dtype=torch.float64)
+    return torch.frac(0.5 + k * steps).to(torch.float32)
+
+
 def landscape(path: Path, splits: int, passes: int, noise: list[float], smoothness: float,
-              compat: str | None, seed: int = 0, fit_steps: int = 0) -> dict[str, object]:
+              compat: str | None, seed: int = 0, fit_steps: int = 0, dither: bool = False) -> dict[str, object]:
     """The losses of one loss window of ``passes`` windows of ``1/splits`` GT interval of ``path`` (and, with
     ``fit_steps``, the flows that minimise it; see the module docstring)."""
     plan = plan_recording(path, WindowSpec("gt", 1.0 / splits, dt=1), max_windows=passes)
     batches = list(iter_batches([plan], 1, encodings=("mask", "list")))[:passes]
+    if dither:  # columns (ts, y, x, p): y and x move inside their pixel
+        for b in batches:
+            b["event_list"] = b["event_list"].clone()
+            b["event_list"][..., 1:3] += subpixel_offsets(b["event_list"].shape[1])
     gts = [gt_as_network_output(b["gt_flow"], b["dt_gt"], b["dt_input"], FLOW_SCALING) for b in batches]
 
     def loss_tensor(flows: list[torch.Tensor], weight: float) -> torch.Tensor:
@@ -69,7 +89,7 @@ def landscape(path: Path, splits: int, passes: int, noise: list[float], smoothne
     motion = [float(torch.linalg.vector_norm(g[0][:, m], dim=0).mean()) * FLOW_SCALING
               for g, m in zip(gts, shown) if bool(m.any())]
     out: dict[str, object] = {
-        "recording": path.name, "splits": splits, "passes": len(batches),
+        "recording": path.name, "splits": splits, "passes": len(batches), "dither": dither,
         "events_per_pass": round(sum(int(b["event_valid"].sum()) for b in batches) / max(len(batches), 1)),
         "gt_px_per_pass": round(sum(motion) / max(len(motion), 1), 3),
         "zero": loss([torch.zeros_like(g) for g in gts]), "GT": loss(gts),
@@ -123,11 +143,12 @@ def main() -> None:
     parser.add_argument("--compat", choices=["hagenaars2021"], default=None)
     parser.add_argument("--fit", type=int, default=0, metavar="N",
                         help="also minimise the loss with N Adam steps (constant flow; per-pixel field)")
+    parser.add_argument("--dither", action="store_true", help="sub-pixel event positions (see the docstring)")
     args = parser.parse_args()
     for path in args.recordings:
         for k in args.splits:
             print(json.dumps(landscape(path, k, args.passes, args.noise, args.smoothness, args.compat,
-                                       fit_steps=args.fit)), flush=True)
+                                       fit_steps=args.fit, dither=args.dither)), flush=True)
 
 
 if __name__ == "__main__":

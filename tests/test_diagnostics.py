@@ -52,6 +52,19 @@ def test_loss_landscape_fit_finds_the_translation(translation):
     assert -1 <= row["fit_field_cosine"] <= 1
 
 
+def test_zero_flow_is_a_trap_of_integer_event_positions(translation):
+    # ~0.9 px per pass: from zero, the constant fit does not leave zero along x (events on the pixel lattice make
+    # zero flow a strict local minimum); with sub-pixel dithered events it reaches the GT motion.
+    plain, dithered = (_run("loss_landscape.py", str(translation), "--splits", "8", "--passes", "8", "--noise",
+                            "1", "--fit", "100", *extra)[0] for extra in ((), ("--dither",)))
+    assert (plain["dither"], dithered["dither"]) == (False, True)
+    assert plain["gt_mean_px"] == dithered["gt_mean_px"] and abs(plain["gt_mean_px"][0]) > 0.5
+    assert abs(plain["fit_const_px"][0]) < 0.1
+    assert dithered["fit_const_px"][0] == pytest.approx(dithered["gt_mean_px"][0], abs=0.15)
+    assert dithered["fit_const_px"][1] == pytest.approx(dithered["gt_mean_px"][1], abs=0.15)
+    assert dithered["GT"] < dithered["zero"]
+
+
 def test_flow_alignment_of_a_constant_flow_model(translation, tmp_path):
     # A model whose output is one constant flow: reversing it reverses the cosine and the best scale, and leaves
     # the magnitudes and the zero-flow AEE as they were.
