@@ -46,7 +46,6 @@ from eventflow.loss import empty_loss_buffer, event_warping_loss, loss_buffer_ap
 from eventflow.metrics import evaluation_mask
 from eventflow.windows import WindowSpec
 
-
 #: The plastic number: (1/g, 1/g^2) steps give the R2 low-discrepancy sequence in the unit square.
 _PLASTIC = 1.32471795724474602596
 
