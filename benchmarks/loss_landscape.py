@@ -105,20 +105,19 @@ def _fit(gts: list[torch.Tensor], shown: list[torch.Tensor], loss_of, steps: int
     """Minimise ``loss_of(per-pass flows)`` from zero over a constant flow and over a per-pixel field."""
     mean_gt = torch.stack([g[0][:, m].mean(dim=1) for g, m in zip(gts, shown) if bool(m.any())]).mean(0)
     height, width = gts[0].shape[-2:]
+
+    def minimise(parameter: torch.Tensor, as_flow, lr: float) -> None:
+        optimizer = torch.optim.Adam([parameter], lr=lr)
+        for _ in range(steps):
+            value = loss_of([as_flow(parameter)] * len(gts))
+            optimizer.zero_grad()
+            value.backward()
+            optimizer.step()
+
     constant = torch.zeros(2, requires_grad=True)
-    optimizer = torch.optim.Adam([constant], lr=2e-3)  # ~0.26 px per step
-    for _ in range(steps):
-        value = loss_of([constant.view(1, 2, 1, 1).expand(1, 2, height, width)] * len(gts))
-        optimizer.zero_grad()
-        value.backward()
-        optimizer.step()
+    minimise(constant, lambda c: c.view(1, 2, 1, 1).expand(1, 2, height, width), lr=2e-3)  # ~0.26 px per step
     field = torch.zeros(1, 2, height, width, requires_grad=True)
-    optimizer = torch.optim.Adam([field], lr=1e-3)
-    for _ in range(steps):
-        field_loss = loss_of([field] * len(gts))
-        optimizer.zero_grad()
-        field_loss.backward()
-        optimizer.step()
+    minimise(field, lambda f: f, lr=1e-3)
     mask = shown[-1]
     fitted, truth = field.detach()[0][:, mask], gts[-1][0][:, mask]  # (2, N) network units
     cosine = torch.nn.functional.cosine_similarity(fitted, truth, dim=0).mean()

@@ -180,8 +180,8 @@ def silent_layers(rates: dict[str, float], threshold: float = SILENT_RATE) -> li
     """Layers of a logged spike-rate record (``{"spike_rate/<layer>": fraction}``) below ``threshold``, in order.
 
     A silent layer passes nothing to the layers after it: the flow stops depending on the input and the
-    surrogate gradients behind it shrink, so training rarely wakes it again (at the quick profile's lr 1e-3
-    LIF-FireNet's deepest layers fall silent within ~100 steps; benchmarks/RESULTS.md).
+    surrogate gradients behind it shrink, so training rarely wakes it again (at lr 1e-3 LIF-FireNet's deepest
+    layers fade to about this rate or below within ~100 steps of the quick profile; benchmarks/RESULTS.md).
 
     >>> silent_layers({"spike_rate/G1": 0.12, "spike_rate/R2a": 2e-5, "spike_rate/R2b": 0.0})
     ['R2a', 'R2b']
